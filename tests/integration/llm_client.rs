@@ -1,0 +1,1 @@
+//! The LLM client against the fake LLM server (being built).

@@ -1,0 +1,8 @@
+//! One integration test binary: the real `parallel-orchestrator` binary run against fake
+//! servers on 127.0.0.1, with a clean environment.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod fake_github_selftest;
+mod llm_client;

@@ -1,0 +1,1 @@
+//! A scripted fake OpenAI-compatible LLM server (being built).
