@@ -6,3 +6,4 @@ mod support;
 
 mod fake_github_selftest;
 mod llm_client;
+mod plan_cli;
