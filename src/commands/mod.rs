@@ -1,6 +1,7 @@
 //! One module per mode. Each turns its arguments into a plain request, then does the work.
 
 pub mod plan;
+pub mod split;
 
 use crate::cli::GitHubArgs;
 
