@@ -7,8 +7,13 @@
 pub mod actions;
 pub mod cli;
 pub mod commands;
+pub mod context;
+pub mod dashboard;
 pub mod errors;
+pub mod github;
+pub mod labels;
 pub mod llm;
+pub mod markers;
 pub mod plan;
 pub mod secret;
 pub mod spec;
@@ -46,10 +51,20 @@ fn run(command: cli::Command) -> anyhow::Result<ExitCode> {
     use cli::Command;
     match command {
         Command::Plan(args) => commands::plan::run(&args, &mut std::io::stdout().lock()),
-        Command::Split(args) => commands::not_built("split", &args.github),
+        Command::Split(args) => {
+            let rt = actions::Runtime::from_env();
+            block_on(commands::split::run(&args, &rt))
+        }
         Command::Worker(args) => commands::not_built("worker", &args.github),
         Command::Aggregate(args) => commands::not_built("aggregate", &args.github),
     }
+}
+
+fn block_on<T>(future: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(future)
 }
 
 /// Logs go to stderr, one readable line each; the runner adds timestamps itself.
