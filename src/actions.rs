@@ -155,13 +155,14 @@ impl Runtime {
         }
     }
 
-    /// An error annotation in Actions; a plain line elsewhere.
+    /// An annotation in Actions (on stdout, where the runner reads workflow commands); a plain
+    /// line on stderr elsewhere.
     pub fn annotate(&self, level: Level, message: &str, at: &Position) {
-        let mut err = io::stderr().lock();
         // Failing to write a log line is not worth failing the run over.
         let _ = if self.in_actions {
-            annotate(&mut err, level, message, at)
+            annotate(&mut io::stdout().lock(), level, message, at)
         } else {
+            let mut err = io::stderr().lock();
             let word = match level {
                 Level::Error => "error",
                 Level::Warning => "warning",

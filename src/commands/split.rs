@@ -140,7 +140,7 @@ impl Split<'_> {
             Err(e) => return self.report_bad_spec(e, &document, rt).await,
         };
         info!(
-            "the spec expands to {} tasks in {} waves",
+            "the spec expands to {} task(s) in {} wave(s)",
             planned.tasks.len(),
             planned.waves.len()
         );

@@ -309,10 +309,12 @@ impl GitHub {
                     return Err(fail(ErrorKind::Unavailable, reason));
                 }
                 Outcome::Ambiguous { reason } => {
-                    return Err(fail(
-                        ErrorKind::Ambiguous,
-                        format!("{reason}; the write may or may not have been applied"),
-                    ));
+                    let message = match answer.status {
+                        // The status is printed with the error already.
+                        Some(_) => "the write may or may not have been applied".to_string(),
+                        None => format!("{reason}; the write may or may not have been applied"),
+                    };
+                    return Err(fail(ErrorKind::Ambiguous, message));
                 }
             }
         }

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 /// Limits for waiting on GitHub.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
     /// Retries of 5xx answers and broken connections, per request.
     pub max_server_retries: u32,
@@ -24,6 +24,9 @@ pub struct RetryPolicy {
     pub max_primary_wait: Duration,
     /// All waiting of one request together.
     pub max_total_wait: Duration,
+    /// A factor on every wait, GitHub's own `retry-after` and reset times included. 1 in
+    /// production; tests run whole rate-limit storms in milliseconds with a small one.
+    pub wait_scale: f64,
 }
 
 impl Default for RetryPolicy {
@@ -35,6 +38,7 @@ impl Default for RetryPolicy {
             max_secondary_wait: Duration::from_secs(300),
             max_primary_wait: Duration::from_secs(600),
             max_total_wait: Duration::from_secs(1200),
+            wait_scale: 1.0,
         }
     }
 }
@@ -48,6 +52,7 @@ impl RetryPolicy {
         self.max_secondary_wait = s(self.max_secondary_wait);
         self.max_primary_wait = s(self.max_primary_wait);
         self.max_total_wait = s(self.max_total_wait);
+        self.wait_scale *= factor;
         self
     }
 }
@@ -110,7 +115,7 @@ pub fn decide(
         let (wait, reason) = if let Some(secs) = answer.retry_after.and_then(parse_seconds) {
             let code = status.unwrap_or(429);
             (
-                Duration::from_secs(secs),
+                Duration::from_secs(secs).mul_f64(policy.wait_scale),
                 format!("GitHub secondary rate limit (HTTP {code}, retry-after {secs} s)"),
             )
         } else if answer.ratelimit_remaining == Some("0") {
@@ -118,7 +123,8 @@ pub fn decide(
                 .ratelimit_reset
                 .and_then(parse_seconds)
                 .unwrap_or(now_epoch + 60);
-            let wait = Duration::from_secs(reset.saturating_sub(now_epoch) + 1);
+            let wait =
+                Duration::from_secs(reset.saturating_sub(now_epoch) + 1).mul_f64(policy.wait_scale);
             if wait > policy.max_primary_wait {
                 return Outcome::GiveUpRateLimited {
                     reason: format!(
@@ -413,5 +419,15 @@ mod tests {
         let s = RetryPolicy::default().scaled(0.001);
         assert_eq!(s.secondary_wait, Duration::from_millis(60));
         assert_eq!(s.max_server_retries, 4);
+        let a = Answer {
+            status: Some(429),
+            retry_after: Some("10"),
+            ..Default::default()
+        };
+        let w = wait_of(decide(&a, true, Attempts::default(), &s, 0));
+        assert!(
+            w >= Duration::from_millis(10) && w < Duration::from_millis(12),
+            "{w:?}"
+        );
     }
 }
