@@ -15,6 +15,7 @@ pub mod labels;
 pub mod llm;
 pub mod markers;
 pub mod plan;
+pub mod policy;
 pub mod secret;
 pub mod spec;
 
