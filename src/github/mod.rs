@@ -519,6 +519,204 @@ impl GitHub {
     }
 }
 
+impl GitHub {
+    // ---- git data ----------------------------------------------------------------------
+
+    /// The commit a branch points at.
+    pub async fn branch_head(&self, branch: &str) -> Result<String> {
+        let r: GitRef = self
+            .get(&self.repo_path(&format!("/git/ref/heads/{}", encode_path(branch))))
+            .await?;
+        Ok(r.object.sha)
+    }
+
+    pub async fn commit(&self, sha: &str) -> Result<GitCommit> {
+        self.get(&self.repo_path(&format!("/git/commits/{sha}")))
+            .await
+    }
+
+    /// Every path of a tree (recursive). `truncated` is true for very large repositories.
+    pub async fn tree(&self, sha: &str) -> Result<GitTree> {
+        self.get(&self.repo_path(&format!("/git/trees/{sha}?recursive=1")))
+            .await
+    }
+
+    /// A text file's content on `git_ref`, `None` when it does not exist.
+    pub async fn file_text(&self, path: &str, git_ref: &str) -> Result<Option<String>> {
+        let url = self.repo_path(&format!(
+            "/contents/{}?ref={}",
+            encode_path(path),
+            encode_query(git_ref)
+        ));
+        match self.get::<Content>(&url).await {
+            Ok(c) => Ok(c.text()),
+            Err(e) if e.is(ErrorKind::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One tree with every file's content inline (GitHub writes the blobs), on `base_tree`.
+    pub async fn create_tree(&self, base_tree: &str, files: &[(String, String)]) -> Result<String> {
+        let tree: Vec<Value> = files
+            .iter()
+            .map(|(path, content)| json!({"path": path, "mode": "100644", "type": "blob", "content": content}))
+            .collect();
+        let req = json!({"base_tree": base_tree, "tree": tree});
+        // Content-addressed: sending it twice makes the same tree.
+        let t: GitTree = self
+            .write(Method::POST, &self.repo_path("/git/trees"), &req, true)
+            .await?;
+        Ok(t.sha)
+    }
+
+    pub async fn create_commit(
+        &self,
+        message: &str,
+        tree: &str,
+        parents: &[String],
+    ) -> Result<String> {
+        let req = json!({"message": message, "tree": tree, "parents": parents});
+        let c: GitCommit = self
+            .write(Method::POST, &self.repo_path("/git/commits"), &req, true)
+            .await?;
+        Ok(c.sha)
+    }
+
+    /// Points `branch` at `sha`: creates the branch, or moves it (forced) when it exists.
+    pub async fn set_branch(&self, branch: &str, sha: &str) -> Result<()> {
+        let req = json!({"ref": format!("refs/heads/{branch}"), "sha": sha});
+        match self
+            .write::<Value>(Method::POST, &self.repo_path("/git/refs"), &req, true)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.is(ErrorKind::Validation) && e.mentions("already exists") => {
+                let req = json!({"sha": sha, "force": true});
+                self.write::<Value>(
+                    Method::PATCH,
+                    &self.repo_path(&format!("/git/refs/heads/{}", encode_path(branch))),
+                    &req,
+                    true,
+                )
+                .await
+                .map(|_| ())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    // ---- pull requests -----------------------------------------------------------------
+
+    /// Pull requests from `branch` of this repository (any state).
+    pub async fn pulls_from(&self, branch: &str) -> Result<Vec<PullRequest>> {
+        let head = encode_query(&format!("{}:{branch}", self.owner));
+        self.list(&self.repo_path(&format!("/pulls?state=all&head={head}")))
+            .await
+    }
+
+    /// Every pull request of the repository in `state` (`open`, `closed`, `all`).
+    pub async fn pulls(&self, state: &str) -> Result<Vec<PullRequest>> {
+        self.list(&self.repo_path(&format!("/pulls?state={state}")))
+            .await
+    }
+
+    /// Opens a pull request; when one is open for the same head and base already (422), that
+    /// one is returned, so a re-run never opens a second.
+    pub async fn open_pull(
+        &self,
+        head: &str,
+        base: &str,
+        title: &str,
+        body: &str,
+    ) -> Result<PullRequest> {
+        let req = json!({"title": title, "head": head, "base": base, "body": body});
+        match self
+            .write::<PullRequest>(Method::POST, &self.repo_path("/pulls"), &req, true)
+            .await
+        {
+            Ok(pr) => Ok(pr),
+            Err(e) if e.is(ErrorKind::Validation) && e.mentions("already exists") => {
+                let existing = self.pulls_from(head).await?;
+                match existing
+                    .into_iter()
+                    .find(|p| p.state == "open" && p.base.r#ref == base)
+                {
+                    Some(pr) => self.update_pull(pr.number, title, body).await,
+                    None => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn update_pull(&self, number: u64, title: &str, body: &str) -> Result<PullRequest> {
+        let req = json!({"title": title, "body": body});
+        self.write(
+            Method::PATCH,
+            &self.repo_path(&format!("/pulls/{number}")),
+            &req,
+            true,
+        )
+        .await
+    }
+
+    /// Merges `head` into the branch `base`: `Merged`, `Nothing` to merge, or `Conflict`.
+    pub async fn merge(&self, base: &str, head: &str, message: &str) -> Result<MergeOutcome> {
+        let req = json!({"base": base, "head": head, "commit_message": message});
+        let path = self.repo_path("/merges");
+        let reply = self.send(Method::POST, &path, Some(&req), true).await;
+        match reply {
+            Ok(r) if r.status == 204 => Ok(MergeOutcome::Nothing),
+            Ok(r) => {
+                let c: GitCommitRef = decode(&Method::POST, &path, &r.body)?;
+                Ok(MergeOutcome::Merged(c.sha))
+            }
+            Err(e) if e.is(ErrorKind::Conflict) => Ok(MergeOutcome::Conflict),
+            Err(e) => Err(e),
+        }
+    }
+
+    // ---- actions -----------------------------------------------------------------------
+
+    /// Starts a workflow run (`workflow` is the file name, e.g. `parallel.yml`, or its id).
+    /// Not idempotent: a lost answer is reported as ambiguous, never sent twice.
+    pub async fn dispatch_workflow(
+        &self,
+        workflow: &str,
+        git_ref: &str,
+        inputs: &Value,
+    ) -> Result<()> {
+        let req = json!({"ref": git_ref, "inputs": inputs});
+        self.send(
+            Method::POST,
+            &self.repo_path(&format!(
+                "/actions/workflows/{}/dispatches",
+                encode_path(workflow)
+            )),
+            Some(&req),
+            false,
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+/// What `POST /merges` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MergeOutcome {
+    Merged(String),
+    Nothing,
+    Conflict,
+}
+
+/// Percent-encodes each segment of a path, keeping the `/` between them.
+pub fn encode_path(path: &str) -> String {
+    path.split('/')
+        .map(encode_query)
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 fn check_status(method: &Method, path: &str, reply: Reply) -> Result<Reply> {
     if (200..300).contains(&reply.status) {
         return Ok(reply);
