@@ -51,9 +51,7 @@ pub fn replace_dashboard(body: &str, content: &str) -> String {
     match region(body) {
         Some((start, end)) => format!("{}\n{content}\n{}", &body[..start], &body[end..]),
         None => {
-            let sep = if body.is_empty() {
-                ""
-            } else if body.ends_with("\n\n") || body.ends_with("\r\n\r\n") {
+            let sep = if body.is_empty() || body.ends_with("\n\n") || body.ends_with("\r\n\r\n") {
                 ""
             } else if body.ends_with('\n') {
                 "\n"
