@@ -16,6 +16,7 @@ pub mod llm;
 pub mod markers;
 pub mod plan;
 pub mod policy;
+pub mod prompt;
 pub mod secret;
 pub mod spec;
 
@@ -56,7 +57,10 @@ fn run(command: cli::Command) -> anyhow::Result<ExitCode> {
             let rt = actions::Runtime::from_env();
             block_on(commands::split::run(&args, &rt))
         }
-        Command::Worker(args) => commands::not_built("worker", &args.github),
+        Command::Worker(args) => {
+            let rt = actions::Runtime::from_env();
+            block_on(commands::worker::run(&args, &rt))
+        }
         Command::Aggregate(args) => commands::not_built("aggregate", &args.github),
     }
 }

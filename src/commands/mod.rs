@@ -2,6 +2,7 @@
 
 pub mod plan;
 pub mod split;
+pub mod worker;
 
 use crate::cli::GitHubArgs;
 
