@@ -7,3 +7,5 @@ mod support;
 mod fake_github_selftest;
 mod llm_client;
 mod plan_cli;
+mod split;
+mod worker;

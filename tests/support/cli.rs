@@ -34,3 +34,32 @@ pub fn run(cmd: &mut assert_cmd::Command) -> Ran {
         stderr: String::from_utf8(out.stderr).expect("utf-8 stderr"),
     }
 }
+
+/// Parses a `$GITHUB_OUTPUT` file the way the runner does (`name=value` and heredocs).
+pub fn outputs(text: &str) -> Vec<(String, String)> {
+    let mut lines = text.lines();
+    let mut result = Vec::new();
+    while let Some(line) = lines.next() {
+        if let Some((name, delim)) = line.split_once("<<") {
+            let mut value = Vec::new();
+            for l in lines.by_ref() {
+                if l == delim {
+                    break;
+                }
+                value.push(l);
+            }
+            result.push((name.to_string(), value.join("\n")));
+        } else if let Some((name, value)) = line.split_once('=') {
+            result.push((name.to_string(), value.to_string()));
+        }
+    }
+    result
+}
+
+/// The binary as a plain `std::process::Command` (for tests that spawn and kill it).
+pub fn orchestrator_std() -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("parallel-orchestrator"));
+    cmd.env_clear();
+    cmd.current_dir(repo_root());
+    cmd
+}

@@ -4,3 +4,4 @@
 pub mod cli;
 pub mod fake_github;
 pub mod fake_llm;
+pub mod orchestrate;
