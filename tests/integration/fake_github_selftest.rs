@@ -675,6 +675,17 @@ fn pull_requests_duplicate_and_empty_are_422() {
         let merged = pulls.get(again.number).await.unwrap();
         assert!(merged.merged_at.is_some());
         assert!(gh.pulls()[1].merged);
+        // deleting a head branch closes its open pull request
+        gh.commit_files("doomed", &[("d.txt", Some("d\n"))], "d");
+        let doomed = gh.create_pull("doomed", "main", "Doomed", "");
+        assert_eq!(
+            h.call("DELETE", "git/refs/heads/doomed", None).await.status,
+            204
+        );
+        assert_eq!(
+            pulls.get(doomed).await.unwrap().state,
+            Some(octocrab::models::IssueState::Closed)
+        );
         assert_eq!(gh.file("main", "api.rs").as_deref(), Some("// api\n"));
     });
     gh.assert_openapi_valid_strict();
@@ -735,12 +746,20 @@ fn repository_rate_limit_headers_and_auth() {
 
         let anon = reqwest::Client::new()
             .get(format!("{}/repos/acme/widgets", gh.url()))
+            .header("user-agent", "selftest")
             .send()
             .await
             .unwrap();
         assert_eq!(anon.status().as_u16(), 401);
         let body: Value = anon.json().await.unwrap();
         assert_eq!(body["message"], "Requires authentication");
+        let no_ua = reqwest::Client::new()
+            .get(format!("{}/repos/acme/widgets", gh.url()))
+            .header("authorization", "token t")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(no_ua.status().as_u16(), 403);
         let a = h.call("GET", "/repos/someone/else", None).await;
         assert_eq!(a.status, 404);
     });
@@ -1047,4 +1066,25 @@ fn search_assignees_and_single_file_commits() {
         assert_eq!(gh.file("main", "notes/a.md").as_deref(), Some("hi\n"));
     });
     gh.assert_openapi_valid_strict();
+}
+
+#[test]
+fn concurrency_and_arrival_times_are_observable() {
+    let gh = FakeGitHub::start();
+    gh.set_latency(Duration::from_millis(150));
+    runtime().block_on(async {
+        let h = Http::new(&gh);
+        let (a, b, c) = tokio::join!(
+            h.call("GET", "", None),
+            h.call("POST", "issues", Some(json!({"title": "a"}))),
+            h.call("POST", "issues", Some(json!({"title": "b"})))
+        );
+        assert_eq!((a.status, b.status, c.status), (200, 201, 201));
+        h.call("GET", "issues", None).await;
+    });
+    assert_eq!(gh.peak_concurrency(), 3);
+    assert_eq!(gh.peak_concurrent_writes(), 2);
+    let r = gh.requests();
+    assert!(r[3].at_ms >= r[0].at_ms + 150, "{r:#?}");
+    assert_eq!(gh.writes(), 2);
 }

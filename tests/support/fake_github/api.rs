@@ -957,6 +957,19 @@ fn delete_ref(st: &mut State, r: &str) -> Res {
     if st.refs.remove(&full).is_none() {
         return Err(ApiError::unprocessable("Reference does not exist"));
     }
+    // GitHub closes the open pull requests whose head branch is deleted.
+    if let Some(branch) = full.strip_prefix("refs/heads/") {
+        let closing: Vec<u64> = st
+            .pulls
+            .values()
+            .filter(|p| p.head_ref == branch && st.issues[&p.number].open)
+            .map(|p| p.number)
+            .collect();
+        for n in closing {
+            st.set_issue_state(n, "closed", None);
+            st.issues.get_mut(&n).unwrap().state_reason = None;
+        }
+    }
     Ok(Reply::empty(204))
 }
 

@@ -14,7 +14,7 @@
 //!   branches, merges, pull requests and workflow dispatches behave as on github.com: same
 //!   status codes, JSON shapes (every property the OpenAPI schemas require), pagination with
 //!   `Link` headers, error bodies and rate-limit headers.
-//! * Requests without `Authorization` get 401.
+//! * Requests without `Authorization` get 401, without `User-Agent` 403 (as on github.com).
 //! * Faults ([`Fault`]) are injected per request: status faults and dropped connections leave
 //!   the state untouched; `delay` and `drop_after_apply` do apply the request.
 //! * Every exchange is appended to `target/github-recordings/<test>-<pid>-<n>.jsonl` in the
@@ -162,8 +162,10 @@ pub struct RequestRecord {
     pub query: String,
     /// None when the connection was dropped without an answer
     pub status: Option<u16>,
-    /// the injected fault (or "unauthenticated"/"primary_rate_limit"), if any
+    /// the injected fault, or "unauthenticated", "no_user_agent", "primary_rate_limit"
     pub fault: Option<String>,
+    /// when the request arrived, in milliseconds since the fake started
+    pub at_ms: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -338,6 +340,11 @@ impl FakeGitHub {
             recording: Mutex::new(file),
             recording_path,
             request_counter: AtomicU64::new(0),
+            started: std::time::Instant::now(),
+            in_flight: Default::default(),
+            peak_in_flight: Default::default(),
+            writes_in_flight: Default::default(),
+            peak_writes_in_flight: Default::default(),
         });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server_shared = shared.clone();
@@ -731,6 +738,16 @@ impl FakeGitHub {
         self.st().log.clone()
     }
 
+    /// The most requests the fake was handling at once.
+    pub fn peak_concurrency(&self) -> usize {
+        self.shared.peak_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// The most non-GET requests the fake was handling at once (GitHub asks for serial writes).
+    pub fn peak_concurrent_writes(&self) -> usize {
+        self.shared.peak_writes_in_flight.load(Ordering::SeqCst)
+    }
+
     /// Requests that were not GET (faulted ones included).
     pub fn writes(&self) -> usize {
         self.st().log.iter().filter(|r| r.method != "GET").count()
@@ -895,6 +912,8 @@ fn recording_path() -> PathBuf {
         .join("github-recordings");
     std::fs::create_dir_all(&dir)
         .unwrap_or_else(|e| panic!("fake_github: cannot create {}: {e}", dir.display()));
+    static CLEANUP: std::sync::Once = std::sync::Once::new();
+    CLEANUP.call_once(|| remove_stale_recordings(&dir));
     let name: String = std::thread::current()
         .name()
         .unwrap_or("main")

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -33,6 +33,40 @@ pub struct Shared {
     pub recording: Mutex<File>,
     pub recording_path: PathBuf,
     pub request_counter: AtomicU64,
+    pub started: std::time::Instant,
+    pub in_flight: AtomicUsize,
+    pub peak_in_flight: AtomicUsize,
+    pub writes_in_flight: AtomicUsize,
+    pub peak_writes_in_flight: AtomicUsize,
+}
+
+/// Counts a request in flight (and a write, for non-GET) for the peak-concurrency helpers.
+struct InFlight<'a> {
+    shared: &'a Shared,
+    write: bool,
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Shared, write: bool) -> InFlight<'a> {
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.peak_in_flight.fetch_max(now, Ordering::SeqCst);
+        if write {
+            let now = shared.writes_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            shared
+                .peak_writes_in_flight
+                .fetch_max(now, Ordering::SeqCst);
+        }
+        InFlight { shared, write }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if self.write {
+            self.shared.writes_in_flight.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
 }
 
 impl Shared {
@@ -244,6 +278,8 @@ async fn process(
     bytes: Bytes,
 ) -> (Response, bool) {
     let method = method.as_str().to_uppercase();
+    let at_ms = shared.started.elapsed().as_millis() as u64;
+    let _in_flight = InFlight::enter(&shared, method != "GET");
     let path = uri.path().to_string();
     let query = parse_query(uri.query());
     let parsed: Result<Value, String> = if bytes.is_empty() {
@@ -273,7 +309,16 @@ async fn process(
             (Some(a), Some(t)) if !a.ends_with(&format!(" {t}")) => Err("Bad credentials"),
             _ => Ok(()),
         };
-        if let Err(msg) = token_ok {
+        if !headers.contains_key("user-agent") {
+            Some(error_outcome(
+                ApiError {
+                    status: 403,
+                    body: json!({"message": "Request forbidden by administrative rules. Please make sure your request has a User-Agent header (https://docs.github.com/en/rest/overview/resources-in-the-rest-api#user-agent-required). Check https://developer.github.com for other possible causes."}),
+                    headers: vec![],
+                },
+                Some("no_user_agent"),
+            ))
+        } else if let Err(msg) = token_ok {
             Some(error_outcome(
                 ApiError::message(401, msg),
                 Some("unauthenticated"),
@@ -345,6 +390,7 @@ async fn process(
             query: uri.query().unwrap_or("").to_string(),
             status: outcome.status,
             fault: outcome.fault.clone(),
+            at_ms,
         });
         let r = &st.rate;
         (r.limit, r.limit.saturating_sub(r.used), r.used, r.reset)
