@@ -564,6 +564,9 @@ fn merges_answer_201_204_and_409() {
         let outcomes: Vec<String> = gh.merges().into_iter().map(|m| m.outcome).collect();
         assert_eq!(outcomes, ["merged", "noop", "merged", "merged", "conflict"]);
         assert_eq!(gh.merges()[4].conflicts, ["shared.txt"]);
+        let snap = gh.snapshot();
+        assert_eq!(snap["branches"]["integration"]["files"]["one.txt"], "1\n");
+        assert_eq!(snap["merges"][4]["outcome"], "conflict");
 
         // octocrab's typed merge
         gh.commit_files("worker-5", &[("five.txt", Some("5\n"))], "five");
@@ -1087,4 +1090,35 @@ fn concurrency_and_arrival_times_are_observable() {
     let r = gh.requests();
     assert!(r[3].at_ms >= r[0].at_ms + 150, "{r:#?}");
     assert_eq!(gh.writes(), 2);
+}
+
+#[test]
+fn the_secondary_write_limit_refuses_bursts() {
+    let gh = FakeGitHub::start();
+    gh.limit_writes(3, Duration::from_millis(400), 1);
+    runtime().block_on(async {
+        let h = Http::new(&gh);
+        let mut statuses = Vec::new();
+        for i in 0..4 {
+            let a = h
+                .call("POST", "issues", Some(json!({"title": format!("t{i}")})))
+                .await;
+            statuses.push(a.status);
+            if a.status == 403 {
+                assert_eq!(header(&a, "retry-after"), "1");
+            }
+        }
+        assert_eq!(statuses, [201, 201, 201, 403]);
+        assert_eq!(
+            h.call("GET", "issues", None).await.status,
+            200,
+            "reads are not limited"
+        );
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        let a = h
+            .call("POST", "issues", Some(json!({"title": "after the window"})))
+            .await;
+        assert_eq!(a.status, 201);
+    });
+    assert_eq!(gh.issues().len(), 4);
 }

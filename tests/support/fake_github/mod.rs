@@ -563,6 +563,19 @@ impl FakeGitHub {
         self.st().latency = d;
     }
 
+    /// GitHub's secondary limit on content creation, scaled down for tests: more than `max`
+    /// non-GET requests within `window` answer 403 "secondary rate limit" with `retry-after`,
+    /// without being applied (GitHub: 80 a minute, 500 an hour).
+    pub fn limit_writes(&self, max: usize, window: Duration, retry_after: u64) {
+        let mut st = self.st();
+        st.write_limit = Some((max, window, retry_after));
+        st.recent_writes.clear();
+    }
+
+    pub fn unlimit_writes(&self) {
+        self.st().write_limit = None;
+    }
+
     pub fn inject(&self, fault: Fault) {
         self.st().faults.push(fault);
     }

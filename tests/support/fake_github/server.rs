@@ -329,6 +329,12 @@ async fn process(
                 primary_exhausted(reset),
                 Some("primary_rate_limit"),
             ))
+        } else if method != "GET" && st.write_limit_exceeded() {
+            let retry_after = st.write_limit.map(|w| w.2).unwrap_or(60);
+            Some(error_outcome(
+                fault_reply(&FaultKind::SecondaryRateLimit { retry_after }).unwrap(),
+                Some("secondary_rate_limit"),
+            ))
         } else {
             if counts {
                 st.rate.used += 1;
@@ -481,6 +487,27 @@ fn record(
 }
 
 impl State {
+    /// Counts a write against the secondary write limit; true when it is over the limit
+    /// (then it is not counted: it will not be applied).
+    pub fn write_limit_exceeded(&mut self) -> bool {
+        let Some((max, window, _)) = self.write_limit else {
+            return false;
+        };
+        let now = std::time::Instant::now();
+        while self
+            .recent_writes
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= window)
+        {
+            self.recent_writes.pop_front();
+        }
+        if self.recent_writes.len() >= max {
+            return true;
+        }
+        self.recent_writes.push_back(now);
+        false
+    }
+
     /// Takes one use of the first fault rule matching this request.
     pub fn take_fault(&mut self, method: &str, path: &str) -> Option<FaultKind> {
         let i = self.faults.iter().position(|f| {

@@ -135,6 +135,10 @@ pub struct State {
     pub per_page_default: usize,
     pub rate: RateLimit,
     pub created_at: i64,
+    /// (max writes, window, retry-after seconds): GitHub's secondary limit on content creation
+    pub write_limit: Option<(usize, Duration, u64)>,
+    /// arrival times of the writes counted against `write_limit`
+    pub recent_writes: std::collections::VecDeque<std::time::Instant>,
 }
 
 pub fn issue_id_for(number: u64) -> u64 {
@@ -175,6 +179,8 @@ impl State {
                 reset: now + 3600,
             },
             created_at: now - 86400,
+            write_limit: None,
+            recent_writes: Default::default(),
         };
         let readme = format!("# {}\n", st.cfg.name);
         let mut files = FlatTree::new();
