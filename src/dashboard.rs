@@ -30,6 +30,14 @@ pub struct Dashboard {
     /// Who drew it: `split`, `worker #57`, `aggregate`.
     pub updated_by: String,
     pub run_url: Option<String>,
+    /// The integration pull request (number, URL), when there is one.
+    pub integration: Option<(u64, String)>,
+    /// Paths more than one worker wrote: path → worker issues.
+    pub overlaps: Vec<(String, Vec<u64>)>,
+    /// Workers whose branch could not be merged into the integration branch.
+    pub merge_conflicts: Vec<u64>,
+    /// A hidden marker line kept at the end of the region (run state for later rounds).
+    pub hidden: Option<String>,
 }
 
 /// Counts per state, in the order they are shown.
@@ -174,6 +182,9 @@ pub fn render(d: &Dashboard) -> String {
         }
         out.push_str("\n</details>\n\n");
     }
+    if d.integration.is_some() || !d.overlaps.is_empty() || !d.merge_conflicts.is_empty() {
+        out.push_str(&integration_section(d));
+    }
     let by = match &d.run_url {
         Some(url) => format!("[{}]({url})", d.updated_by),
         None => d.updated_by.clone(),
@@ -181,6 +192,41 @@ pub fn render(d: &Dashboard) -> String {
     out.push_str(&format!(
         "<sub>Updated by {by}. This section is rewritten by parallel-orchestrator; edit outside it.</sub>\n"
     ));
+    if let Some(h) = &d.hidden {
+        out.push_str(h);
+        out.push('\n');
+    }
+    out
+}
+
+/// The integration PR, and what did not fit together: the same Markdown in the dashboard
+/// and in the integration PR.
+pub fn integration_section(d: &Dashboard) -> String {
+    let mut out = String::from("#### Integration\n\n");
+    if let Some((n, url)) = &d.integration {
+        out.push_str(&format!(
+            "One pull request with every completed worker merged: [#{n}]({url}). Review it, or the workers' own pull requests.\n\n"
+        ));
+    }
+    if !d.merge_conflicts.is_empty() {
+        let list: Vec<String> = d.merge_conflicts.iter().map(|n| format!("#{n}")).collect();
+        out.push_str(&format!(
+            "❗ Not merged (conflicts with what was merged before): {}. Resolve them in their own pull requests.\n\n",
+            list.join(", ")
+        ));
+    }
+    if !d.overlaps.is_empty() {
+        out.push_str("| path written by more than one worker | workers |\n|---|---|\n");
+        for (path, who) in &d.overlaps {
+            let who: Vec<String> = who.iter().map(|n| format!("#{n}")).collect();
+            out.push_str(&format!(
+                "| `{}` | {} |\n",
+                path.replace('`', "'").replace('|', "\\|"),
+                who.join(", ")
+            ));
+        }
+        out.push('\n');
+    }
     out
 }
 

@@ -16,6 +16,7 @@ pub mod llm;
 pub mod markers;
 pub mod plan;
 pub mod policy;
+pub mod progress;
 pub mod prompt;
 pub mod secret;
 pub mod spec;
@@ -61,7 +62,10 @@ fn run(command: cli::Command) -> anyhow::Result<ExitCode> {
             let rt = actions::Runtime::from_env();
             block_on(commands::worker::run(&args, &rt))
         }
-        Command::Aggregate(args) => commands::not_built("aggregate", &args.github),
+        Command::Aggregate(args) => {
+            let rt = actions::Runtime::from_env();
+            block_on(commands::aggregate::run(&args, &rt))
+        }
     }
 }
 

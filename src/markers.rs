@@ -8,6 +8,44 @@ pub const TASK_PREFIX: &str = "<!-- parallel-orchestrator:task ";
 pub const DASHBOARD_START: &str = "<!-- parallel-orchestrator:dashboard:start -->";
 pub const DASHBOARD_END: &str = "<!-- parallel-orchestrator:dashboard:end -->";
 pub const SPEC_ERROR: &str = "<!-- parallel-orchestrator:spec-error -->";
+pub const STATE_PREFIX: &str = "<!-- parallel-orchestrator:state ";
+pub const INTEGRATION_PREFIX: &str = "<!-- parallel-orchestrator:integration ";
+
+/// Run state kept in the dashboard region between rounds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunState {
+    /// When the dashboard was last drawn (epoch seconds), to throttle workers' refreshes.
+    pub updated: u64,
+    /// The state fingerprint that last started a wave, so the same state never starts two.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispatched: Option<String>,
+}
+
+/// What the integration PR has taken in, kept in its body.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntegrationState {
+    /// Task ids merged, with the branch head that was merged.
+    #[serde(default)]
+    pub merged: std::collections::BTreeMap<String, String>,
+    /// Task ids whose branch conflicted, with the head that conflicted (tried again when it moves).
+    #[serde(default)]
+    pub conflicts: std::collections::BTreeMap<String, String>,
+}
+
+/// `<!-- {prefix}{json} -->` with `<` and `>` escaped inside the JSON.
+pub fn encode_json_marker(prefix: &str, value: &impl Serialize) -> String {
+    let json = serde_json::to_string(value).expect("markers serialize");
+    format!(
+        "{prefix}{} -->",
+        json.replace('<', "\\u003c").replace('>', "\\u003e")
+    )
+}
+
+pub fn decode_json_marker<T: serde::de::DeserializeOwned>(prefix: &str, text: &str) -> Option<T> {
+    let start = text.find(prefix)? + prefix.len();
+    let end = start + text[start..].find("-->")?;
+    serde_json::from_str(text[start..end].trim()).ok()
+}
 
 /// What a worker issue carries: its parent and its whole task, so a worker needs nothing but
 /// the issue number.
@@ -22,16 +60,12 @@ impl TaskMarker {
     /// The marker as an HTML comment. `<` and `>` are escaped inside the JSON (`\u003c`), so
     /// no text from the spec can end the comment early and smuggle Markdown out of it.
     pub fn encode(&self) -> String {
-        let json = serde_json::to_string(self).expect("markers serialize");
-        let json = json.replace('<', "\\u003c").replace('>', "\\u003e");
-        format!("{TASK_PREFIX}{json} -->")
+        encode_json_marker(TASK_PREFIX, self)
     }
 
     /// The first task marker in `body`, if it parses.
     pub fn decode(body: &str) -> Option<TaskMarker> {
-        let start = body.find(TASK_PREFIX)? + TASK_PREFIX.len();
-        let end = start + body[start..].find("-->")?;
-        serde_json::from_str(body[start..end].trim()).ok()
+        decode_json_marker(TASK_PREFIX, body)
     }
 }
 

@@ -46,6 +46,7 @@ pub struct Worker {
     pub id: u64,
     pub labels: Vec<String>,
     pub html_url: String,
+    pub created_at: Option<String>,
     pub marker: TaskMarker,
 }
 
@@ -100,6 +101,7 @@ fn worker_of(issue: Issue, marker: TaskMarker) -> Worker {
         id: issue.id,
         labels: issue.label_names(),
         html_url: issue.html_url,
+        created_at: issue.created_at,
         marker,
     }
 }
@@ -215,7 +217,13 @@ impl Split<'_> {
             ..Default::default()
         };
         if !dry {
-            self.write_dashboard(&dashboard::render(&board)).await?;
+            let content = dashboard::render(&Dashboard {
+                hidden: Some(crate::commands::aggregate::state_line(
+                    &crate::commands::aggregate::run_state(&body),
+                )),
+                ..board
+            });
+            crate::commands::aggregate::write_dashboard(self.gh, self.parent, &content).await?;
         }
 
         let matrix_json = serde_json::to_string(&matrix)?;
@@ -439,19 +447,6 @@ impl Split<'_> {
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(())
-    }
-
-    /// Writes the dashboard into the parent's region, re-reading the body right before so an
-    /// edit made meanwhile outside the region is kept.
-    async fn write_dashboard(&self, content: &str) -> anyhow::Result<()> {
-        let fresh = self.gh.issue(self.parent).await?.body.unwrap_or_default();
-        if markers::dashboard_content(&fresh) == Some(content.trim_matches('\n')) {
-            return Ok(());
-        }
-        self.gh
-            .update_issue_body(self.parent, &markers::replace_dashboard(&fresh, content))
-            .await?;
         Ok(())
     }
 

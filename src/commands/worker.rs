@@ -28,6 +28,9 @@ use tracing::{info, warn};
 
 pub const REPORT_PREFIX: &str = "<!-- parallel-orchestrator:worker ";
 
+/// Workers redraw the parent's dashboard at most this often (aggregate always does).
+pub const DASHBOARD_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+
 /// What a worker records in its pull request for aggregate: how long it took, what it cost.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerReport {
@@ -39,6 +42,9 @@ pub struct WorkerReport {
     pub total_tokens: u64,
     pub model: String,
     pub files: usize,
+    /// The paths written, so aggregate can tell which workers touched the same files.
+    #[serde(default)]
+    pub paths: Vec<String>,
 }
 
 impl WorkerReport {
@@ -178,6 +184,7 @@ impl Worker<'_> {
                     "## worker #{}: `{}`\n\n✅ completed: {}\n",
                     self.number, task.id, pr.html_url
                 ))?;
+                self.refresh_dashboard(parent).await;
                 Ok(ExitCode::SUCCESS)
             }
             Err(Failure(reason)) => {
@@ -214,6 +221,23 @@ impl Worker<'_> {
                 ))?;
                 Ok(ExitCode::from(1))
             }
+        }
+    }
+
+    /// Redraws the parent's dashboard unless it was drawn very recently (best effort: the
+    /// task's own result is already on GitHub).
+    async fn refresh_dashboard(&self, parent: u64) {
+        let interval = std::env::var("PARALLEL_ORCHESTRATOR_DASHBOARD_INTERVAL_SECS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map_or(DASHBOARD_REFRESH_INTERVAL, Duration::from_secs);
+        let by = format!("worker #{}", self.number);
+        match crate::commands::aggregate::refresh(self.gh, parent, by, self.ctx.run_url(), interval)
+            .await
+        {
+            Ok(true) => info!("refreshed the dashboard on #{parent}"),
+            Ok(false) => {}
+            Err(e) => warn!("could not refresh the dashboard on #{parent}: {e:#}"),
         }
     }
 
@@ -332,6 +356,7 @@ impl Worker<'_> {
             total_tokens: generation.usage.total_tokens,
             model: self.llm.model.clone(),
             files: safe.len(),
+            paths: safe.iter().take(200).map(|f| f.path.clone()).collect(),
         };
         let title = format!(
             "[parallel #{parent}] {}: {}",
@@ -437,6 +462,7 @@ mod tests {
             total_tokens: 30,
             model: "m<x>".into(),
             files: 2,
+            paths: vec!["a.rs".into(), "b/c.rs".into()],
         };
         let body = format!("text\n{}\n", r.encode());
         assert_eq!(body.matches("-->").count(), 1);

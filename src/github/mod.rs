@@ -614,6 +614,33 @@ impl GitHub {
             .await
     }
 
+    /// Pull requests (any state) created at or after `since` (RFC 3339), newest first: pages
+    /// are read only until they reach older ones, so a busy repository costs one or two pages.
+    pub async fn pulls_created_since(&self, since: &str) -> Result<Vec<PullRequest>> {
+        let mut next =
+            Some(self.repo_path("/pulls?state=all&sort=created&direction=desc&per_page=100"));
+        let mut all = Vec::new();
+        while let Some(url) = next.take() {
+            let reply = self.send(Method::GET, &url, None, true).await?;
+            let page: Vec<PullRequest> = decode(&Method::GET, &url, &reply.body)?;
+            let reached_older = page
+                .iter()
+                .any(|p| p.created_at.as_deref().is_some_and(|c| c < since));
+            all.extend(
+                page.into_iter()
+                    .filter(|p| p.created_at.as_deref().is_none_or(|c| c >= since)),
+            );
+            if !reached_older {
+                next = reply
+                    .headers
+                    .get(http::header::LINK)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(next_link);
+            }
+        }
+        Ok(all)
+    }
+
     /// Every pull request of the repository in `state` (`open`, `closed`, `all`).
     pub async fn pulls(&self, state: &str) -> Result<Vec<PullRequest>> {
         self.list(&self.repo_path(&format!("/pulls?state={state}")))

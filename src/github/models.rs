@@ -173,6 +173,8 @@ pub struct PullRequest {
     pub base: PullRef,
     #[serde(default)]
     pub merged_at: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod aggregate;
 mod fake_github_selftest;
 mod llm_client;
 mod plan_cli;
