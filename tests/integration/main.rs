@@ -7,6 +7,8 @@ mod support;
 mod aggregate;
 mod fake_github_selftest;
 mod llm_client;
+mod measure;
+mod packaging;
 mod plan_cli;
 mod split;
 mod worker;
