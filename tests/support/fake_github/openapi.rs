@@ -26,14 +26,22 @@ impl OpenApiReport {
     }
 }
 
+/// `GITHUB_OPENAPI_VALIDATOR`, else the workplace's `../shared/github-api/validate.py`, else the
+/// copy vendored in `tests/github-api/` (for plain clones of the repository).
 pub fn validator_path() -> PathBuf {
-    match std::env::var_os("GITHUB_OPENAPI_VALIDATOR") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/github-api/validate.py"),
+    if let Some(p) = std::env::var_os("GITHUB_OPENAPI_VALIDATOR").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shared = root.join("../shared/github-api/validate.py");
+    if shared.is_file() {
+        shared
+    } else {
+        root.join("tests/github-api/validate.py")
     }
 }
 
-const INSTALL_HINT: &str = "pip install -r ../shared/github-api/requirements.txt";
+const INSTALL_HINT: &str = "pip install -r tests/github-api/requirements.txt";
 
 /// A failure tolerated unless strict, and only these:
 /// * an exchange the test injected as a fault (tagged `fault` in the recording: a secondary
