@@ -171,13 +171,13 @@ impl OutputPolicy {
                 }
             };
             if let Some(p) = &normalised {
-                if let Some(allowed) = &self.allowed {
-                    if !allowed.set.is_match(p.as_str()) {
-                        violations.push(Violation::NotAllowed {
-                            path: p.clone(),
-                            patterns: allowed.patterns.join(", "),
-                        });
-                    }
+                if let Some(allowed) = &self.allowed
+                    && !allowed.set.is_match(p.as_str())
+                {
+                    violations.push(Violation::NotAllowed {
+                        path: p.clone(),
+                        patterns: allowed.patterns.join(", "),
+                    });
                 }
                 let key = p.to_lowercase();
                 if let Some(first) = seen_files.get(&key) {
@@ -223,13 +223,13 @@ impl OutputPolicy {
         }
 
         for (raw, normalised) in files.iter().zip(&normalised_all) {
-            if let Some(p) = normalised {
-                if let Some(other) = seen_dirs.get(&p.to_lowercase()) {
-                    violations.push(Violation::FileDirectoryClash {
-                        path: raw.0.as_ref().to_string(),
-                        other: other.clone(),
-                    });
-                }
+            if let Some(p) = normalised
+                && let Some(other) = seen_dirs.get(&p.to_lowercase())
+            {
+                violations.push(Violation::FileDirectoryClash {
+                    path: raw.0.as_ref().to_string(),
+                    other: other.clone(),
+                });
             }
         }
 

@@ -283,12 +283,11 @@ fn first_balanced_object(text: &str) -> Option<Value> {
         if tried > 64 {
             return None;
         }
-        if let Some(close) = balanced_end(bytes, open) {
-            if let Ok(v) = serde_json::from_str::<Value>(&text[open..=close]) {
-                if v.is_object() {
-                    return Some(v);
-                }
-            }
+        if let Some(close) = balanced_end(bytes, open)
+            && let Ok(v) = serde_json::from_str::<Value>(&text[open..=close])
+            && v.is_object()
+        {
+            return Some(v);
         }
         start = open + 1;
     }

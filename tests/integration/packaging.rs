@@ -281,10 +281,10 @@ fn with_problems(at: &str, step: &Value, uses: &str, inputs: &BTreeSet<String>) 
             problems.push(format!("{at}: `with:` lacks `{key}`"));
         }
     }
-    if let Some(mode) = with.get("mode").and_then(Value::as_str) {
-        if !MODES.contains(&mode) {
-            problems.push(format!("{at}: `mode: {mode}` is none of {MODES:?}"));
-        }
+    if let Some(mode) = with.get("mode").and_then(Value::as_str)
+        && !MODES.contains(&mode)
+    {
+        problems.push(format!("{at}: `mode: {mode}` is none of {MODES:?}"));
     }
     problems
 }
@@ -507,12 +507,12 @@ fn every_input_is_a_flag_and_an_input_variable_of_the_modes_that_use_it() {
             }
             // The binary's own default must be the one action.yml declares, or a step that
             // leaves the input out would behave differently from the action.
-            if let Some(default) = default.filter(|d| !d.contains("${{")) {
-                if !text.contains(&format!("[default: {default}]")) {
-                    problems.push(format!(
-                        "`{mode} {flag}` does not default to `{default}` as action.yml does: {text}"
-                    ));
-                }
+            if let Some(default) = default.filter(|d| !d.contains("${{"))
+                && !text.contains(&format!("[default: {default}]"))
+            {
+                problems.push(format!(
+                    "`{mode} {flag}` does not default to `{default}` as action.yml does: {text}"
+                ));
             }
             assert!(declared.contains_key(*name), "{name} in {modes:?}");
         }

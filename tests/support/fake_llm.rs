@@ -448,19 +448,19 @@ enum Decision {
 }
 
 fn decide(s: &mut Inner, req: &Recorded) -> Decision {
-    if let Some((max, retry_after)) = s.concurrency {
-        if s.in_flight > max {
-            let body = json!({"error": {
-                "code": "RateLimitReached",
-                "message": format!("Rate limit of {max} per 0s exceeded for UserConcurrentRequests. Please wait {retry_after} seconds before retrying."),
-            }});
-            return Decision::Now(respond(
-                429,
-                "application/json",
-                body.to_string().into_bytes(),
-                &[("retry-after", retry_after.to_string())],
-            ));
-        }
+    if let Some((max, retry_after)) = s.concurrency
+        && s.in_flight > max
+    {
+        let body = json!({"error": {
+            "code": "RateLimitReached",
+            "message": format!("Rate limit of {max} per 0s exceeded for UserConcurrentRequests. Please wait {retry_after} seconds before retrying."),
+        }});
+        return Decision::Now(respond(
+            429,
+            "application/json",
+            body.to_string().into_bytes(),
+            &[("retry-after", retry_after.to_string())],
+        ));
     }
     let now = |status: u16, body: Value| {
         Decision::Now(respond(
@@ -470,13 +470,13 @@ fn decide(s: &mut Inner, req: &Recorded) -> Decision {
             &[],
         ))
     };
-    if let Some(key) = &s.required_key {
-        if req.authorization.as_deref() != Some(format!("Bearer {key}").as_str()) {
-            return now(
-                401,
-                json!({"error": {"code": "unauthorized", "message": "Bad credentials"}}),
-            );
-        }
+    if let Some(key) = &s.required_key
+        && req.authorization.as_deref() != Some(format!("Bearer {key}").as_str())
+    {
+        return now(
+            401,
+            json!({"error": {"code": "unauthorized", "message": "Bad credentials"}}),
+        );
     }
     if req.method != "POST"
         || !matches!(

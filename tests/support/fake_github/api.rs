@@ -607,15 +607,15 @@ fn get_label(st: &mut State, name: &str) -> Res {
 
 fn update_label(st: &mut State, req: &Req, name: &str) -> Res {
     let i = st.label_index(name).ok_or_else(ApiError::not_found)?;
-    if let Some(new) = req.s("new_name") {
-        if st.label_index(new).is_some_and(|j| j != i) {
-            return Err(ApiError::validation("Label", "already_exists", "name"));
-        }
+    if let Some(new) = req.s("new_name")
+        && st.label_index(new).is_some_and(|j| j != i)
+    {
+        return Err(ApiError::validation("Label", "already_exists", "name"));
     }
-    if let Some(c) = req.s("color") {
-        if c.len() != 6 || !c.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(ApiError::validation("Label", "invalid", "color"));
-        }
+    if let Some(c) = req.s("color")
+        && (c.len() != 6 || !c.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return Err(ApiError::validation("Label", "invalid", "color"));
     }
     let l = &mut st.labels[i];
     if let Some(new) = req.s("new_name") {

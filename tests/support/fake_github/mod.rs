@@ -903,11 +903,11 @@ fn remove_stale_recordings(dir: &std::path::Path) {
             parts.next(),
             parts.next().and_then(|p| p.parse::<u32>().ok()),
         );
-        if let Some(pid) = pid {
-            if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
-            {
-                let _ = std::fs::remove_file(e.path());
-            }
+        if let Some(pid) = pid
+            && pid != std::process::id()
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = std::fs::remove_file(e.path());
         }
     }
 }

@@ -513,14 +513,14 @@ impl State {
                 ));
             }
         }
-        if let Some(b) = body {
-            if b.chars().count() > MAX_BODY_CHARS {
-                return Err(ApiError::validation_custom(
-                    resource,
-                    "body",
-                    &format!("body is too long (maximum is {MAX_BODY_CHARS} characters)"),
-                ));
-            }
+        if let Some(b) = body
+            && b.chars().count() > MAX_BODY_CHARS
+        {
+            return Err(ApiError::validation_custom(
+                resource,
+                "body",
+                &format!("body is too long (maximum is {MAX_BODY_CHARS} characters)"),
+            ));
         }
         Ok(())
     }
@@ -616,14 +616,14 @@ impl State {
             ));
         }
         let current = self.issues[&child].parent;
-        if let Some(p) = current {
-            if !replace_parent || p == parent {
-                return Err(ApiError::validation_custom(
-                    "Issue",
-                    "sub_issue_id",
-                    "Sub issue may only have one parent",
-                ));
-            }
+        if let Some(p) = current
+            && (!replace_parent || p == parent)
+        {
+            return Err(ApiError::validation_custom(
+                "Issue",
+                "sub_issue_id",
+                "Sub issue may only have one parent",
+            ));
         }
         if self.issues[&parent].sub_issues.len() >= MAX_SUB_ISSUES {
             return Err(ApiError::validation_custom(
