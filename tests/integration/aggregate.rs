@@ -512,3 +512,38 @@ fn two_hundred_fifty_tasks_at_level_100_reach_100_percent_by_themselves() {
     assert!(dashboard_of(&gh, parent).contains("250 of 250 done (100%)"));
     gh.assert_openapi_valid();
 }
+
+/// For the notes: the requests aggregate makes for 100 completed workers with the integration
+/// branch on (first round: 100 merges), and a second round (nothing new to merge).
+#[test]
+#[ignore = "a measurement: run by hand with --ignored --nocapture"]
+fn measure_aggregate_for_100_workers() {
+    let gh = FakeGitHub::builder().token(TOKEN).build();
+    let (parent, _) = parent_with(&gh, &hundred());
+    split(&gh, parent, "massive");
+    for (i, (n, m)) in worker_issues(&gh, parent).iter().enumerate() {
+        complete(&gh, parent, *n, m, i as u64);
+    }
+    for round in 1..=2 {
+        let (before, writes_before) = (gh.requests().len(), gh.writes());
+        let a = aggregate(&gh, parent, &[]);
+        assert_eq!(a.ran.code, 0, "{}", a.ran.stderr);
+        let (all, writes) = (gh.requests().len() - before, gh.writes() - writes_before);
+        println!(
+            "aggregate round {round}, 100 workers, integration on: {} reads, {writes} writes",
+            all - writes
+        );
+    }
+    let (before, writes_before) = (gh.requests().len(), gh.writes());
+    assert_eq!(
+        aggregate(&gh, parent, &[("INPUT_INTEGRATE", "false")])
+            .ran
+            .code,
+        0
+    );
+    let (all, writes) = (gh.requests().len() - before, gh.writes() - writes_before);
+    println!(
+        "aggregate, 100 workers, integration off: {} reads, {writes} writes",
+        all - writes
+    );
+}

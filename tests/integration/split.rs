@@ -494,3 +494,22 @@ fn missing_token_repository_or_parent_is_bad_input() {
     );
     assert_eq!(fake.writes(), 0);
 }
+
+#[test]
+fn a_primary_limit_far_from_its_reset_stops_with_a_clear_message() {
+    let (fake, parent, _) = fake_with_parent(&example("testing.json"));
+    // Reset in an hour: more than the client waits (10 minutes, scaled like every wait).
+    fake.inject(Fault::primary_rate_limit(3600).times(50));
+    let s = split(&fake, parent, &[("PARALLEL_ORCHESTRATOR_WAIT_SCALE", "1")]);
+    assert_eq!(s.ran.code, 1, "{}", s.ran.stderr);
+    assert!(
+        s.ran
+            .stdout
+            .contains("rate limit for this token is used up until")
+            && s.ran.stdout.contains("(in 60 min)"),
+        "{}",
+        s.ran.stdout
+    );
+    assert!(workers(&fake, parent).is_empty());
+    assert_eq!(fake.writes(), 0);
+}

@@ -360,3 +360,39 @@ fn a_worker_issue_is_required() {
     assert_eq!(w.ran.code, 2);
     assert!(w.ran.stdout.contains("no worker issue"), "{}", w.ran.stdout);
 }
+
+#[test]
+fn a_finished_worker_redraws_the_dashboard_unless_it_was_just_drawn() {
+    let f = Fixture::new("Socks.");
+    let issue = f.issue_of("backend/auth");
+    f.llm.push(Reply::answer("ok", &[("src/auth.js", "ok\n")]));
+    // Right after split drew it: no redraw (the default interval is 30 s).
+    assert_eq!(f.worker(issue).ran.code, 0);
+    let body = f.gh.issue(f.parent).unwrap().body.unwrap();
+    assert!(body.contains("0 of 3 done"), "{body}");
+    assert!(body.contains("Updated by split"));
+
+    // With no interval, the next finished worker redraws it from the labels.
+    let other = f.issue_of("backend/user-api");
+    f.llm.push(Reply::answer("ok", &[("src/users.js", "ok\n")]));
+    let w = job(
+        &f.gh,
+        "worker",
+        &[
+            ("INPUT_WORKER_ISSUE", &other.to_string()),
+            ("INPUT_LLM_BASE_URL", &f.llm.url()),
+            ("PARALLEL_ORCHESTRATOR_DASHBOARD_INTERVAL_SECS", "0"),
+        ],
+    );
+    assert_eq!(w.ran.code, 0, "{}", w.ran.stderr);
+    let body = f.gh.issue(f.parent).unwrap().body.unwrap();
+    assert!(body.contains("2 of 3 done (66%)"), "{body}");
+    assert!(
+        body.contains(&format!("Updated by worker #{other}")),
+        "{body}"
+    );
+    assert!(
+        body.starts_with("Socks.\n\n```json\n"),
+        "the parent's own text is kept"
+    );
+}
