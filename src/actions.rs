@@ -94,6 +94,27 @@ pub fn end_group(w: &mut impl Write) -> io::Result<()> {
     writeln!(w, "::endgroup::")
 }
 
+/// Reads an output file the way the runner does (`name=value` lines and heredocs).
+pub fn parse_outputs(text: &str) -> Vec<(String, String)> {
+    let mut lines = text.lines();
+    let mut result = Vec::new();
+    while let Some(line) = lines.next() {
+        if let Some((name, delim)) = line.split_once("<<") {
+            let mut value = Vec::new();
+            for l in lines.by_ref() {
+                if l == delim {
+                    break;
+                }
+                value.push(l);
+            }
+            result.push((name.to_string(), value.join("\n")));
+        } else if let Some((name, value)) = line.split_once('=') {
+            result.push((name.to_string(), value.to_string()));
+        }
+    }
+    result
+}
+
 fn escape_data(s: &str) -> String {
     s.replace('%', "%25")
         .replace('\r', "%0D")
@@ -196,27 +217,6 @@ mod tests {
         let mut buf = Vec::new();
         write_output(&mut buf, name, value).unwrap();
         String::from_utf8(buf).unwrap()
-    }
-
-    /// Reads an output file the way the runner does.
-    fn parse_outputs(text: &str) -> Vec<(String, String)> {
-        let mut lines = text.lines();
-        let mut result = Vec::new();
-        while let Some(line) = lines.next() {
-            if let Some((name, delim)) = line.split_once("<<") {
-                let mut value = Vec::new();
-                for l in lines.by_ref() {
-                    if l == delim {
-                        break;
-                    }
-                    value.push(l);
-                }
-                result.push((name.to_string(), value.join("\n")));
-            } else if let Some((name, value)) = line.split_once('=') {
-                result.push((name.to_string(), value.to_string()));
-            }
-        }
-        result
     }
 
     #[test]

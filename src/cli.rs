@@ -104,15 +104,17 @@ pub struct GitHubArgs {
     pub dry_run: bool,
 }
 
+/// `parent_issue`, for the modes that work on a whole run.
 #[derive(Debug, Clone, Args)]
-pub struct SplitArgs {
-    #[command(flatten)]
-    pub github: GitHubArgs,
-
+pub struct ParentArg {
     /// The parent issue number [default: the issue of the event at $GITHUB_EVENT_PATH].
     #[arg(long, env = "INPUT_PARENT_ISSUE", value_name = "NUMBER")]
     pub parent_issue: Option<u64>,
+}
 
+/// `parallelism_level`.
+#[derive(Debug, Clone, Args)]
+pub struct LevelArg {
     /// Most workers in flight at once: small (10), medium (30), large (60), massive (100), or 1-100.
     #[arg(
         long,
@@ -121,6 +123,41 @@ pub struct SplitArgs {
         value_name = "LEVEL"
     )]
     pub parallelism_level: Level,
+}
+
+/// `base_branch`.
+#[derive(Debug, Clone, Args)]
+pub struct BaseBranchArg {
+    /// Branch that pull requests target [default: the repository's default branch].
+    #[arg(long, env = "INPUT_BASE_BRANCH", value_name = "BRANCH")]
+    pub base_branch: Option<String>,
+}
+
+/// `integrate`.
+#[derive(Debug, Clone, Args)]
+pub struct IntegrateArg {
+    /// Keep parallel/<parent>/integration with every completed worker branch merged, and one PR
+    /// for it (in `plan`: count its merges in the budget).
+    #[arg(
+        long,
+        env = "INPUT_INTEGRATE",
+        value_parser = BoolishValueParser::new(),
+        num_args = 0..=1,
+        default_value = "true",
+        default_missing_value = "true",
+        value_name = "BOOL"
+    )]
+    pub integrate: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SplitArgs {
+    #[command(flatten)]
+    pub github: GitHubArgs,
+    #[command(flatten)]
+    pub parent: ParentArg,
+    #[command(flatten)]
+    pub level: LevelArg,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -159,44 +196,23 @@ pub struct WorkerArgs {
     )]
     pub llm_api_key: Option<String>,
 
-    /// Branch that pull requests target [default: the repository's default branch].
-    #[arg(long, env = "INPUT_BASE_BRANCH", value_name = "BRANCH")]
-    pub base_branch: Option<String>,
+    #[command(flatten)]
+    pub base: BaseBranchArg,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct AggregateArgs {
     #[command(flatten)]
     pub github: GitHubArgs,
-
-    /// The parent issue number [default: the issue of the event at $GITHUB_EVENT_PATH].
-    #[arg(long, env = "INPUT_PARENT_ISSUE", value_name = "NUMBER")]
-    pub parent_issue: Option<u64>,
-
-    /// Level passed on when the next wave is dispatched.
-    #[arg(
-        long,
-        env = "INPUT_PARALLELISM_LEVEL",
-        default_value = "medium",
-        value_name = "LEVEL"
-    )]
-    pub parallelism_level: Level,
-
-    /// Branch that pull requests target [default: the repository's default branch].
-    #[arg(long, env = "INPUT_BASE_BRANCH", value_name = "BRANCH")]
-    pub base_branch: Option<String>,
-
-    /// Keep parallel/<parent>/integration with every completed worker branch merged, and one PR for it.
-    #[arg(
-        long,
-        env = "INPUT_INTEGRATE",
-        value_parser = BoolishValueParser::new(),
-        num_args = 0..=1,
-        default_value = "true",
-        default_missing_value = "true",
-        value_name = "BOOL"
-    )]
-    pub integrate: bool,
+    #[command(flatten)]
+    pub parent: ParentArg,
+    /// Passed on when the next wave is dispatched.
+    #[command(flatten)]
+    pub level: LevelArg,
+    #[command(flatten)]
+    pub base: BaseBranchArg,
+    #[command(flatten)]
+    pub integrate: IntegrateArg,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -204,27 +220,10 @@ pub struct PlanArgs {
     /// The spec: a JSON or YAML file, or an issue body in Markdown; `-` or nothing reads stdin.
     #[arg(value_name = "SPEC")]
     pub spec: Option<PathBuf>,
-
-    /// Most workers in flight at once: small (10), medium (30), large (60), massive (100), or 1-100.
-    #[arg(
-        long,
-        env = "INPUT_PARALLELISM_LEVEL",
-        default_value = "medium",
-        value_name = "LEVEL"
-    )]
-    pub parallelism_level: Level,
-
-    /// Count the integration branch's merges in the budget (as `aggregate` does by default).
-    #[arg(
-        long,
-        env = "INPUT_INTEGRATE",
-        value_parser = BoolishValueParser::new(),
-        num_args = 0..=1,
-        default_value = "true",
-        default_missing_value = "true",
-        value_name = "BOOL"
-    )]
-    pub integrate: bool,
+    #[command(flatten)]
+    pub level: LevelArg,
+    #[command(flatten)]
+    pub integrate: IntegrateArg,
 
     /// Print the matrix split would emit for the first wave, the whole plan and the budget as JSON.
     #[arg(long)]

@@ -235,15 +235,15 @@ pub async fn refresh(
 pub async fn run(args: &AggregateArgs, rt: &Runtime) -> anyhow::Result<ExitCode> {
     let ctx = Context::from_env(&args.github)?;
     rt.mask(ctx.token.expose());
-    let parent = ctx.parent_issue(args.parent_issue)?;
+    let parent = ctx.parent_issue(args.parent.parent_issue)?;
     let gh = GitHub::new(ctx.github_config())?;
     let agg = Aggregate {
         gh: &gh,
         ctx: &ctx,
         parent,
-        level: args.parallelism_level,
-        integrate: args.integrate,
-        base_branch: args.base_branch.clone(),
+        level: args.level.parallelism_level,
+        integrate: args.integrate.integrate,
+        base_branch: args.base.base_branch.clone(),
     };
     agg.run(rt).await
 }

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 pub fn run(args: &PlanArgs, stdout: &mut impl Write) -> anyhow::Result<ExitCode> {
     let (origin, document) = read_spec(args)?;
     let planned = parse_document(&document)
-        .and_then(|(spec, source)| plan(&spec, &source, args.parallelism_level));
+        .and_then(|(spec, source)| plan(&spec, &source, args.level.parallelism_level));
     let planned = match planned {
         Ok(p) => p,
         Err(e) => {
@@ -23,7 +23,7 @@ pub fn run(args: &PlanArgs, stdout: &mut impl Write) -> anyhow::Result<ExitCode>
             .into());
         }
     };
-    let budget = Budget::of(&planned, args.integrate);
+    let budget = Budget::of(&planned, args.integrate.integrate);
     if args.json {
         let report = JsonReport {
             level: planned.level.get(),
@@ -34,7 +34,9 @@ pub fn run(args: &PlanArgs, stdout: &mut impl Write) -> anyhow::Result<ExitCode>
         serde_json::to_writer_pretty(&mut *stdout, &report)?;
         writeln!(stdout)?;
     } else {
-        stdout.write_all(render_text(&planned, &budget, &origin, args.integrate).as_bytes())?;
+        stdout.write_all(
+            render_text(&planned, &budget, &origin, args.integrate.integrate).as_bytes(),
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

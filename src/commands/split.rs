@@ -28,13 +28,13 @@ pub const MAX_SUB_ISSUES: usize = 100;
 pub async fn run(args: &SplitArgs, rt: &Runtime) -> anyhow::Result<ExitCode> {
     let ctx = Context::from_env(&args.github)?;
     rt.mask(ctx.token.expose());
-    let parent = ctx.parent_issue(args.parent_issue)?;
+    let parent = ctx.parent_issue(args.parent.parent_issue)?;
     let gh = GitHub::new(ctx.github_config())?;
     let split = Split {
         gh: &gh,
         ctx: &ctx,
         parent,
-        level: args.parallelism_level,
+        level: args.level.parallelism_level,
     };
     split.run(rt).await
 }

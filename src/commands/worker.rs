@@ -97,7 +97,7 @@ pub async fn run(args: &WorkerArgs, rt: &Runtime) -> anyhow::Result<ExitCode> {
         gh: &gh,
         ctx: &ctx,
         number,
-        base_branch: args.base_branch.clone(),
+        base_branch: args.base.base_branch.clone(),
         llm,
     };
     worker.run(rt).await

@@ -374,18 +374,29 @@ impl GitHub {
 
     /// Every item of a list, following `Link: rel="next"` (100 a page).
     async fn list<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>> {
+        self.list_while(path, |_| true).await
+    }
+
+    /// Like [`GitHub::list`], but stops after the first page for which `more` says no.
+    async fn list_while<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        more: impl Fn(&[T]) -> bool,
+    ) -> Result<Vec<T>> {
         let sep = if path.contains('?') { '&' } else { '?' };
         let mut next = Some(format!("{path}{sep}per_page=100"));
         let mut all = Vec::new();
         while let Some(url) = next.take() {
             let reply = self.send(Method::GET, &url, None, true).await?;
             let page: Vec<T> = decode(&Method::GET, &url, &reply.body)?;
+            if more(&page) {
+                next = reply
+                    .headers
+                    .get(http::header::LINK)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(next_link);
+            }
             all.extend(page);
-            next = reply
-                .headers
-                .get(http::header::LINK)
-                .and_then(|v| v.to_str().ok())
-                .and_then(next_link);
         }
         Ok(all)
     }
@@ -617,28 +628,14 @@ impl GitHub {
     /// Pull requests (any state) created at or after `since` (RFC 3339), newest first: pages
     /// are read only until they reach older ones, so a busy repository costs one or two pages.
     pub async fn pulls_created_since(&self, since: &str) -> Result<Vec<PullRequest>> {
-        let mut next =
-            Some(self.repo_path("/pulls?state=all&sort=created&direction=desc&per_page=100"));
-        let mut all = Vec::new();
-        while let Some(url) = next.take() {
-            let reply = self.send(Method::GET, &url, None, true).await?;
-            let page: Vec<PullRequest> = decode(&Method::GET, &url, &reply.body)?;
-            let reached_older = page
-                .iter()
-                .any(|p| p.created_at.as_deref().is_some_and(|c| c < since));
-            all.extend(
-                page.into_iter()
-                    .filter(|p| p.created_at.as_deref().is_none_or(|c| c >= since)),
-            );
-            if !reached_older {
-                next = reply
-                    .headers
-                    .get(http::header::LINK)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(next_link);
-            }
-        }
-        Ok(all)
+        let older = |p: &PullRequest| p.created_at.as_deref().is_some_and(|c| c < since);
+        let pulls: Vec<PullRequest> = self
+            .list_while(
+                &self.repo_path("/pulls?state=all&sort=created&direction=desc"),
+                |page: &[PullRequest]| !page.iter().any(older),
+            )
+            .await?;
+        Ok(pulls.into_iter().filter(|p| !older(p)).collect())
     }
 
     /// Every pull request of the repository in `state` (`open`, `closed`, `all`).

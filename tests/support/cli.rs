@@ -35,25 +35,9 @@ pub fn run(cmd: &mut assert_cmd::Command) -> Ran {
     }
 }
 
-/// Parses a `$GITHUB_OUTPUT` file the way the runner does (`name=value` and heredocs).
+/// Parses a `$GITHUB_OUTPUT` file the way the runner does.
 pub fn outputs(text: &str) -> Vec<(String, String)> {
-    let mut lines = text.lines();
-    let mut result = Vec::new();
-    while let Some(line) = lines.next() {
-        if let Some((name, delim)) = line.split_once("<<") {
-            let mut value = Vec::new();
-            for l in lines.by_ref() {
-                if l == delim {
-                    break;
-                }
-                value.push(l);
-            }
-            result.push((name.to_string(), value.join("\n")));
-        } else if let Some((name, value)) = line.split_once('=') {
-            result.push((name.to_string(), value.to_string()));
-        }
-    }
-    result
+    parallel_orchestrator::actions::parse_outputs(text)
 }
 
 /// The binary as a plain `std::process::Command` (for tests that spawn and kill it).
