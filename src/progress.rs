@@ -69,6 +69,30 @@ pub fn propagate(tasks: &[Task], states: &BTreeMap<String, State>) -> Propagatio
     result
 }
 
+/// Minutes past a task's `timeout` before a `status:running` label is taken for a dead job.
+pub const STALE_GRACE_MINUTES: u64 = 10;
+
+/// Tasks labelled running whose issue has not changed for longer than their job may live
+/// (`timeout` plus a grace): the job was cancelled or timed out without reporting back.
+pub fn stale_running(
+    tasks: &[Task],
+    states: &BTreeMap<String, State>,
+    last_change: &BTreeMap<String, u64>,
+    now: u64,
+) -> Vec<String> {
+    tasks
+        .iter()
+        .filter(|t| states.get(&t.id) == Some(&State::Running))
+        .filter(|t| {
+            let limit = (u64::from(t.template.timeout) + STALE_GRACE_MINUTES) * 60;
+            last_change
+                .get(&t.id)
+                .is_some_and(|at| now.saturating_sub(*at) > limit)
+        })
+        .map(|t| t.id.clone())
+        .collect()
+}
+
 /// A short fingerprint of every task's state: the same fingerprint means no progress.
 pub fn fingerprint(states: &BTreeMap<String, State>) -> String {
     // FNV-1a: stable across runs and versions, unlike std's hasher.
@@ -281,6 +305,27 @@ mod tests {
             next_wave(&tasks, &stuck, Level::MEDIUM, None),
             NextWave::Nothing
         );
+    }
+
+    #[test]
+    fn running_past_timeout_and_grace_is_stale() {
+        let tasks = chain();
+        let s = states(&[
+            ("a", State::Running),
+            ("b", State::Queued),
+            ("d", State::Running),
+        ]);
+        let limit = (u64::from(tasks[0].template.timeout) + STALE_GRACE_MINUTES) * 60;
+        let changed: BTreeMap<String, u64> = [
+            ("tasks/a".to_string(), 1000),
+            ("tasks/d".to_string(), 1000 + limit),
+        ]
+        .into();
+        assert_eq!(
+            stale_running(&tasks, &s, &changed, 1000 + limit + 1),
+            vec!["tasks/a".to_string()]
+        );
+        assert!(stale_running(&tasks, &s, &changed, 1000 + limit).is_empty());
     }
 
     #[test]

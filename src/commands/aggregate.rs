@@ -278,6 +278,36 @@ impl Aggregate<'_> {
             warn!("#{} has no worker issues yet: run split first", self.parent);
         }
 
+        // 0. Jobs that died without reporting (cancelled, timed out) leave `status:running`.
+        let last_change: BTreeMap<String, u64> = snap
+            .workers
+            .iter()
+            .filter_map(|(id, w)| {
+                Some((
+                    id.clone(),
+                    progress::parse_rfc3339(w.updated_at.as_deref()?)?,
+                ))
+            })
+            .collect();
+        for task in progress::stale_running(&snap.tasks, &snap.states, &last_change, now_epoch()) {
+            let w = &snap.workers[&task];
+            let minutes = w.marker.task.template.timeout;
+            warn!(
+                "#{} {task}: running for longer than its job can live: marked failed",
+                w.number
+            );
+            if !dry {
+                let wanted = labels::with_state(&w.labels, self.parent, State::Failed);
+                self.gh.set_labels(w.number, &wanted).await?;
+                let note = format!(
+                    "❌ The worker job ended without reporting back: it ran past its `timeout` of {minutes} minutes, or was cancelled. \
+                     To try again, set the label back to `status:queued` and run the workflow."
+                );
+                self.gh.create_comment(w.number, &note).await?;
+            }
+            snap.states.insert(task, State::Failed);
+        }
+
         // 1. Dependencies: block what a failure blocks, unblock what a retry frees.
         let change = progress::propagate(&snap.tasks, &snap.states);
         for (task, why) in &change.block {

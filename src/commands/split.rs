@@ -47,6 +47,7 @@ pub struct Worker {
     pub labels: Vec<String>,
     pub html_url: String,
     pub created_at: Option<String>,
+    pub updated_at: Option<String>,
     pub marker: TaskMarker,
 }
 
@@ -102,6 +103,7 @@ fn worker_of(issue: Issue, marker: TaskMarker) -> Worker {
         labels: issue.label_names(),
         html_url: issue.html_url,
         created_at: issue.created_at,
+        updated_at: issue.updated_at,
         marker,
     }
 }
