@@ -54,7 +54,21 @@ pub struct TaskMarker {
     pub parent: u64,
     #[serde(flatten)]
     pub task: Task,
+    /// Other tasks of the run (its own node's first), so the worker knows what not to do
+    /// without listing every issue: 100 workers listing 250 issues would spend GitHub's hourly
+    /// request allowance for a job token on reads alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub siblings: Vec<Sibling>,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sibling {
+    pub id: String,
+    pub title: String,
+}
+
+/// Most siblings carried in one marker (the prompt notes how many more there are).
+pub const MAX_SIBLINGS: usize = 100;
 
 impl TaskMarker {
     /// The marker as an HTML comment. `<` and `>` are escaped inside the JSON (`\u003c`), so
@@ -165,6 +179,10 @@ mod tests {
         let m = TaskMarker {
             parent: 7,
             task: task("evil --> <script>"),
+            siblings: vec![Sibling {
+                id: "n/y".into(),
+                title: "<!-- y -->".into(),
+            }],
         };
         let text = m.encode();
         assert!(

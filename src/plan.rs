@@ -880,6 +880,8 @@ pub struct Budget {
     pub worker_writes: usize,
     pub aggregate_writes: usize,
     pub total_writes: usize,
+    /// Reads and writes together, for GitHub's hourly primary limit.
+    pub total_requests: usize,
     /// Least whole minutes the writes need at 80 content-creating requests a minute and 500 an hour.
     pub min_minutes: u64,
 }
@@ -899,6 +901,17 @@ pub mod cost {
     pub const INTEGRATE_PER_TASK: usize = 1;
     /// Per aggregate round (one per wave): dashboard, next-wave dispatch, integration ref and PR.
     pub const AGGREGATE_PER_WAVE: usize = 4;
+    /// Reads per worker: its issue, the parent, the repository, the base ref, the tree, the
+    /// README, the parent again to see whether the dashboard is due.
+    pub const WORKER_READS: usize = 7;
+    /// Reads per split run: the parent (twice), labels, sub-issues, and the workers list (one
+    /// page per 100 workers, counted apart).
+    pub const SPLIT_READS_PER_WAVE: usize = 4;
+    /// Reads per aggregate round: the parent (twice), the repository, the integration branch,
+    /// and the workers and pull-request lists (one page per 100, counted apart).
+    pub const AGGREGATE_READS_PER_WAVE: usize = 4;
+    /// The primary limit of a job's `GITHUB_TOKEN` on github.com: requests an hour per repository.
+    pub const GITHUB_TOKEN_PER_HOUR: usize = 1000;
     /// GitHub's secondary limits on content-creating requests for one token.
     pub const PER_MINUTE: usize = 80;
     pub const PER_HOUR: usize = 500;
@@ -920,6 +933,9 @@ impl Budget {
                 0
             };
         let total_writes = split_writes + worker_writes + aggregate_writes;
+        let pages = tasks.div_ceil(100);
+        let reads = waves * (SPLIT_READS_PER_WAVE + pages + AGGREGATE_READS_PER_WAVE + 2 * pages)
+            + tasks * WORKER_READS;
         Budget {
             tasks,
             waves,
@@ -927,6 +943,7 @@ impl Budget {
             worker_writes,
             aggregate_writes,
             total_writes,
+            total_requests: total_writes + reads,
             min_minutes: min_minutes(total_writes),
         }
     }

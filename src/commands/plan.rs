@@ -179,11 +179,27 @@ pub fn render_text(plan: &Plan, budget: &Budget, origin: &str, integrate: bool) 
         }
     ));
     out.push_str(&format!(
-        "  total      {:>6}  at least {} at GitHub's limit of {} content-creating requests a minute ({} an hour)\n",
+        "  total      {:>6}  at least {} if every write counts against GitHub's content-creating limits ({} a minute, {} an hour)\n",
         budget.total_writes,
         plural(budget.min_minutes as usize, "minute", "minutes"),
         cost::PER_MINUTE,
         cost::PER_HOUR
     ));
+    out.push_str(&format!(
+        "  requests   {:>6}  reads and writes together
+",
+        budget.total_requests
+    ));
+    if budget.total_requests > cost::GITHUB_TOKEN_PER_HOUR {
+        out.push_str(&format!(
+            "
+note: a job's GITHUB_TOKEN may make {} requests an hour per repository on github.com (15,000 on \
+             Enterprise Cloud); this run needs about {}, so it will wait for the hourly reset. A GitHub App \
+             token or a personal access token (5,000 an hour) avoids that.
+",
+            cost::GITHUB_TOKEN_PER_HOUR,
+            budget.total_requests
+        ));
+    }
     out
 }

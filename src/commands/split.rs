@@ -177,7 +177,7 @@ impl Split<'_> {
             }
             let total = work.create.len();
             for (i, task) in work.create.iter().enumerate() {
-                let w = self.create_worker(task).await?;
+                let w = self.create_worker(task, &planned).await?;
                 info!("{}/{total} issues: #{} {}", i + 1, w.number, task.id);
                 workers.insert(task.id.clone(), w);
             }
@@ -337,10 +337,21 @@ impl Split<'_> {
         }
     }
 
-    fn body(&self, task: &Task) -> String {
+    fn body(&self, task: &Task, planned: &Plan) -> String {
+        // Its own node's tasks first: they are the ones most likely to overlap.
+        let mut others: Vec<&Task> = planned.tasks.iter().filter(|t| t.id != task.id).collect();
+        others.sort_by_key(|t| t.node != task.node);
         let marker = TaskMarker {
             parent: self.parent,
             task: task.clone(),
+            siblings: others
+                .into_iter()
+                .take(markers::MAX_SIBLINGS)
+                .map(|t| markers::Sibling {
+                    id: t.id.clone(),
+                    title: t.title.clone(),
+                })
+                .collect(),
         };
         let deps = if task.dependencies.is_empty() {
             "none".to_string()
@@ -376,13 +387,13 @@ impl Split<'_> {
 
     /// Creates one worker issue. A create that may have landed without our seeing the answer
     /// is checked against GitHub before it is sent again: never two issues for one task.
-    async fn create_worker(&self, task: &Task) -> anyhow::Result<Worker> {
+    async fn create_worker(&self, task: &Task, planned: &Plan) -> anyhow::Result<Worker> {
         let labels = vec![
             labels::WORKER.to_string(),
             labels::parent(self.parent),
             labels::status(State::Queued),
         ];
-        let (title, body) = (self.title(task), self.body(task));
+        let (title, body) = (self.title(task), self.body(task, planned));
         let mut tries = 0;
         loop {
             tries += 1;

@@ -8,7 +8,6 @@
 
 use crate::actions::{Level as AnnotationLevel, Position, Runtime};
 use crate::cli::WorkerArgs;
-use crate::commands::split::find_workers;
 use crate::context::Context;
 use crate::errors::BadInput;
 use crate::github::models::{Issue, PullRequest};
@@ -171,7 +170,10 @@ impl Worker<'_> {
 
         let started = Instant::now();
         self.set_state(&issue, parent, State::Running).await?;
-        match self.work(&issue, parent, task, &branch, started).await {
+        match self
+            .work(&issue, parent, task, &marker.siblings, &branch, started)
+            .await
+        {
             Ok(pr) => {
                 self.set_state(&issue, parent, State::Completed).await?;
                 info!(
@@ -269,36 +271,38 @@ impl Worker<'_> {
         issue: &Issue,
         parent: u64,
         task: &Task,
+        siblings: &[crate::markers::Sibling],
         branch: &str,
         started: Instant,
     ) -> Result<PullRequest, Failure> {
         let github = |e: crate::github::GitHubError| Failure(format!("GitHub: {e}"));
         let parent_issue = self.gh.issue(parent).await.map_err(github)?;
-        let siblings: Vec<(String, String)> = find_workers(self.gh, parent)
-            .await
-            .map_err(github)?
-            .into_values()
-            .filter(|w| w.marker.task.id != task.id)
-            .map(|w| (w.marker.task.id, w.marker.task.title))
+        let siblings: Vec<(String, String)> = siblings
+            .iter()
+            .map(|s| (s.id.clone(), s.title.clone()))
             .collect();
         let base = match &self.base_branch {
             Some(b) => b.clone(),
             None => self.gh.repository().await.map_err(github)?.default_branch,
         };
         let head = self.gh.branch_head(&base).await.map_err(github)?;
-        let base_tree = self.gh.commit(&head).await.map_err(github)?.tree.sha;
-        let tree = self.gh.tree(&base_tree).await.map_err(github)?;
+        // A commit sha names its tree too: one request for the tree's sha and its paths.
+        let tree = self.gh.tree(&head).await.map_err(github)?;
+        let base_tree = tree.sha.clone();
         let files: Vec<String> = tree
             .tree
             .into_iter()
             .filter(|e| e.kind == "blob")
             .map(|e| e.path)
             .collect();
-        let readme = self
-            .gh
-            .file_text("README.md", &base)
-            .await
-            .map_err(github)?;
+        let readme = if files.iter().any(|f| f == "README.md") {
+            self.gh
+                .file_text("README.md", &base)
+                .await
+                .map_err(github)?
+        } else {
+            None
+        };
 
         let input = PromptInput {
             parent_number: parent,
@@ -365,16 +369,11 @@ impl Worker<'_> {
         );
         let title: String = title.chars().take(250).collect();
         let body = pull_body(issue.number, parent, task, &generation, &safe, &report);
-        let existing = self
-            .open_pull_of(branch)
+        // Create first: on a re-run GitHub answers 422 and the open PR is updated instead.
+        self.gh
+            .open_pull(branch, &base, &title, &body)
             .await
-            .map_err(|e| Failure(e.to_string()))?;
-        let pr = match existing {
-            Some(pr) => self.gh.update_pull(pr.number, &title, &body).await,
-            None => self.gh.open_pull(branch, &base, &title, &body).await,
-        }
-        .map_err(github)?;
-        Ok(pr)
+            .map_err(github)
     }
 
     /// Asks the model, trying `retries + 1` times on errors that may pass, and shrinking the

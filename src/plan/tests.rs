@@ -496,6 +496,11 @@ fn budget_counts_sub_issues_only_up_to_100() {
         b.split_writes + b.worker_writes + b.aggregate_writes
     );
     assert_eq!(b.min_minutes, min_minutes(b.total_writes));
+    // Reads: per wave split 4 + 2 pages, aggregate 4 + 2 × 2 pages; 7 per worker.
+    assert_eq!(
+        b.total_requests,
+        b.total_writes + 2 * (4 + 2 + 4 + 4) + 150 * 7
+    );
     assert!(Budget::of(&p, false).aggregate_writes < b.aggregate_writes);
 }
 

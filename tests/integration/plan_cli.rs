@@ -108,6 +108,17 @@ fn two_hundred_fifty_tasks_at_massive_make_three_waves() {
     assert_eq!(v["matrix"]["include"].as_array().unwrap().len(), 100);
     assert_eq!(v["budget"]["tasks"], 250);
     assert_eq!(v["budget"]["waves"], 3);
+    // Over a job token's hourly allowance: the text plan says so.
+    assert!(v["budget"]["total_requests"].as_u64().unwrap() > 1000);
+    let text = plan(&[&example("250-tasks.json"), "--parallelism-level", "massive"]);
+    assert!(
+        text.stdout
+            .contains("note: a job's GITHUB_TOKEN may make 1000 requests an hour"),
+        "{}",
+        text.stdout
+    );
+    let small = plan(&[&example("testing.json")]);
+    assert!(!small.stdout.contains("note:"));
 }
 
 #[test]
