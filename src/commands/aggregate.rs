@@ -463,7 +463,8 @@ impl Aggregate<'_> {
             self.gh.counters.reads(),
             self.gh.counters.writes()
         );
-        if failed > 0 {
+        // A dry run only shows: it exits 0 whatever it found (INTERFACE.md).
+        if failed > 0 && !dry {
             rt.annotate(
                 crate::actions::Level::Error,
                 &format!(

@@ -547,3 +547,29 @@ fn measure_aggregate_for_100_workers() {
         all - writes
     );
 }
+
+#[test]
+fn aggregate_dry_run_writes_nothing() {
+    let gh = FakeGitHub::builder().token(TOKEN).build();
+    let (parent, _) = parent_with(
+        &gh,
+        r#"{"tasks":[{"id":"a"},{"id":"b","dependencies":["a"]}]}"#,
+    );
+    split(&gh, parent, "small");
+    let ws = worker_issues(&gh, parent);
+    set_state(&gh, parent, ws[0].0, "failed");
+    let writes = gh.writes();
+    let a = aggregate(&gh, parent, &[("INPUT_DRY_RUN", "true")]);
+    assert_eq!(
+        a.ran.code, 1,
+        "the verdict is still given: {}",
+        a.ran.stderr
+    );
+    assert_eq!(a.output("blocked"), "1", "what it would do is reported");
+    assert_eq!(gh.writes(), writes);
+    assert!(
+        a.ran.stdout.contains("would update the dashboard"),
+        "{}",
+        a.ran.stdout
+    );
+}

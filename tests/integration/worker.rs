@@ -396,3 +396,64 @@ fn a_finished_worker_redraws_the_dashboard_unless_it_was_just_drawn() {
         "the parent's own text is kept"
     );
 }
+
+#[test]
+fn a_prompt_over_the_context_shrinks_the_repository_view_and_asks_again() {
+    let f = Fixture::new("Socks.");
+    // A repository whose file list alone is larger than the model's context.
+    let files: Vec<(String, String)> = (0..3000)
+        .map(|i| (format!("src/generated/module_{i:04}.js"), "x\n".to_string()))
+        .collect();
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    f.gh.seed_files(&files);
+    f.llm.context_limit(8_000);
+    f.llm
+        .set_default(Reply::answer("ok", &[("src/auth.js", "ok\n")]));
+    let w = f.worker(f.issue_of("backend/auth"));
+    assert_eq!(w.ran.code, 0, "{}", w.ran.stderr);
+    let sizes: Vec<usize> = f
+        .llm
+        .requests()
+        .iter()
+        .map(|r| r.last("user").unwrap().len())
+        .collect();
+    assert!(sizes.len() >= 2, "asked again: {sizes:?}");
+    assert!(
+        sizes.windows(2).all(|p| p[1] < p[0]),
+        "each prompt is smaller: {sizes:?}"
+    );
+    assert!(
+        w.ran.stderr.contains("over the model's context"),
+        "{}",
+        w.ran.stderr
+    );
+}
+
+#[test]
+fn dry_run_asks_nothing_and_writes_nothing() {
+    let f = Fixture::new("Socks.");
+    let issue = f.issue_of("backend/auth");
+    let writes = f.gh.writes();
+    let w = job(
+        &f.gh,
+        "worker",
+        &[
+            ("INPUT_WORKER_ISSUE", &issue.to_string()),
+            ("INPUT_LLM_BASE_URL", &f.llm.url()),
+            ("INPUT_DRY_RUN", "true"),
+        ],
+    );
+    assert_eq!(w.ran.code, 0, "{}", w.ran.stderr);
+    assert!(
+        w.ran
+            .stdout
+            .contains("would commit them to parallel/1/backend--auth"),
+        "{}",
+        w.ran.stdout
+    );
+    assert_eq!(f.gh.writes(), writes);
+    assert_eq!(f.llm.request_count(), 0);
+}
