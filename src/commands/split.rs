@@ -176,6 +176,15 @@ impl Split<'_> {
                 self.gh.ensure_label(name, colour, description).await?;
             }
             let total = work.create.len();
+            let pace = self.gh.write_interval();
+            if total > 1 && !pace.is_zero() {
+                info!(
+                    "writes are paced at one per {} (GitHub allows 80 content-creating requests a minute): \
+                     {total} issues take at least {}",
+                    crate::github::human_duration(pace),
+                    crate::github::human_duration(pace * total as u32)
+                );
+            }
             for (i, task) in work.create.iter().enumerate() {
                 let w = self.create_worker(task, &planned).await?;
                 info!("{}/{total} issues: #{} {}", i + 1, w.number, task.id);

@@ -209,6 +209,11 @@ impl GitHub {
         format!("{}/{}", self.owner, self.repo)
     }
 
+    /// The least time between two writes.
+    pub fn write_interval(&self) -> Duration {
+        self.write_interval
+    }
+
     /// The back-off before trying again after an ambiguous write (the `n`th time).
     pub async fn pause_after_failure(&self, n: u32) {
         let wait = self

@@ -513,3 +513,20 @@ fn a_primary_limit_far_from_its_reset_stops_with_a_clear_message() {
     assert!(workers(&fake, parent).is_empty());
     assert_eq!(fake.writes(), 0);
 }
+
+#[test]
+fn paced_writes_are_announced_with_their_length() {
+    let (fake, parent, _) = fake_with_parent(&example("testing.json"));
+    let s = split(
+        &fake,
+        parent,
+        &[("PARALLEL_ORCHESTRATOR_WRITE_INTERVAL_MS", "20")],
+    );
+    assert_eq!(s.ran.code, 0, "{}", s.ran.stderr);
+    assert!(
+        s.ran.stderr.contains("writes are paced at one per 20 ms (GitHub allows 80 content-creating requests a minute): 5 issues take at least 100 ms"),
+        "{}",
+        s.ran.stderr
+    );
+    assert!(s.ran.stderr.contains("3/5 issues: #"), "{}", s.ran.stderr);
+}
