@@ -19,6 +19,9 @@ pub struct RunState {
     /// The state fingerprint that last started a wave, so the same state never starts two.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dispatched: Option<String>,
+    /// The run's parallelism level, so a worker's redraw estimates the ETA as aggregate does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<u32>,
 }
 
 /// What the integration PR has taken in, kept in its body.

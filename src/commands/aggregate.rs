@@ -127,7 +127,8 @@ impl Snapshot {
             .collect()
     }
 
-    /// The dashboard of this snapshot; `extra` adds what only aggregate knows.
+    /// The dashboard of this snapshot (aggregate adds what only it knows: next step,
+    /// integration).
     pub fn dashboard(&self, level: Level, by: String, run_url: Option<String>) -> Dashboard {
         let rows = self.rows();
         let durations: Vec<Duration> = rows.iter().filter_map(|r| r.duration).collect();
@@ -199,10 +200,11 @@ fn same_dashboard(a: &str, b: &str) -> bool {
 }
 
 /// The hidden run-state line for a dashboard drawn now, keeping the dispatch guard.
-pub fn state_line(previous: &RunState) -> String {
+pub fn state_line(previous: &RunState, level: Level) -> String {
     let state = RunState {
         updated: now_epoch(),
         dispatched: previous.dispatched.clone(),
+        level: Some(level.get() as u32),
     };
     markers::encode_json_marker(STATE_PREFIX, &state)
 }
@@ -218,17 +220,15 @@ pub async fn refresh(
     min_interval: Duration,
 ) -> anyhow::Result<bool> {
     let body = gh.issue(parent).await?.body.unwrap_or_default();
-    let mut state = run_state(&body);
+    let state = run_state(&body);
     let now = now_epoch();
     if now.saturating_sub(state.updated) < min_interval.as_secs() {
         return Ok(false);
     }
     let snap = Snapshot::gather(gh, parent).await?;
-    let level = Level::new(100).expect("100 is a level");
+    let level = state.level.and_then(Level::new).unwrap_or_default();
     let mut board = snap.dashboard(level, by, run_url);
-    board.level = 0;
-    state.updated = now;
-    board.hidden = Some(markers::encode_json_marker(STATE_PREFIX, &state));
+    board.hidden = Some(state_line(&state, level));
     write_dashboard(gh, parent, &dashboard::render(&board)).await
 }
 
@@ -423,8 +423,7 @@ impl Aggregate<'_> {
             .map(|(n, r)| (*n, r.paths.clone()))
             .collect();
         board.overlaps = progress::overlaps(&written).into_iter().collect();
-        state.updated = now_epoch();
-        board.hidden = Some(markers::encode_json_marker(STATE_PREFIX, &state));
+        board.hidden = Some(state_line(&state, self.level));
         let rendered = dashboard::render(&board);
         if dry {
             println!("would update the dashboard of #{}", self.parent);

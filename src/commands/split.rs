@@ -231,6 +231,7 @@ impl Split<'_> {
             let content = dashboard::render(&Dashboard {
                 hidden: Some(crate::commands::aggregate::state_line(
                     &crate::commands::aggregate::run_state(&body),
+                    self.level,
                 )),
                 ..board
             });

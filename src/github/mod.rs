@@ -546,11 +546,6 @@ impl GitHub {
         Ok(r.object.sha)
     }
 
-    pub async fn commit(&self, sha: &str) -> Result<GitCommit> {
-        self.get(&self.repo_path(&format!("/git/commits/{sha}")))
-            .await
-    }
-
     /// Every path of a tree (recursive). `truncated` is true for very large repositories.
     pub async fn tree(&self, sha: &str) -> Result<GitTree> {
         self.get(&self.repo_path(&format!("/git/trees/{sha}?recursive=1")))
@@ -641,12 +636,6 @@ impl GitHub {
             )
             .await?;
         Ok(pulls.into_iter().filter(|p| !older(p)).collect())
-    }
-
-    /// Every pull request of the repository in `state` (`open`, `closed`, `all`).
-    pub async fn pulls(&self, state: &str) -> Result<Vec<PullRequest>> {
-        self.list(&self.repo_path(&format!("/pulls?state={state}")))
-            .await
     }
 
     /// Opens a pull request; when one is open for the same head and base already (422), that

@@ -129,21 +129,14 @@ fn seed_example_1_on_a_fresh_repo() {
 
     // The labels exist with colours and descriptions.
     let labels = fake.labels();
-    for name in [
-        "copilot-worker",
-        "status:queued",
-        "status:running",
-        "status:completed",
-        "status:failed",
-        "status:blocked",
-    ] {
+    for (name, colour, description) in parallel_orchestrator::labels::all(parent) {
         let l = labels
             .iter()
             .find(|l| l.name == name)
             .unwrap_or_else(|| panic!("label {name}"));
-        assert_ne!(l.color, "ededed".repeat(0));
+        assert_eq!(l.color, colour, "{name}");
         assert!(
-            l.description.as_deref().is_some_and(|d| !d.is_empty()),
+            l.description.as_deref() == Some(description.as_str()),
             "{name}"
         );
     }
@@ -396,6 +389,8 @@ fn two_hundred_fifty_tasks_at_massive_start_100_and_link_100() {
         s.ran.stderr.contains("250/250 issues"),
         "progress is logged"
     );
+    // 7 labels, 250 creates, 100 sub-issue links (GitHub's limit), 1 dashboard.
+    assert_eq!(fake.writes(), 7 + 250 + 100 + 1);
     // Re-run: one paginated list finds all 250 (3 pages), nothing is created.
     let writes = fake.writes();
     let again = split(&fake, parent, &[("INPUT_PARALLELISM_LEVEL", "massive")]);
